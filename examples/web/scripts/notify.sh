@@ -1,0 +1,1 @@
+echo "pipeline ${CONVEYOR_RUN:-run} finished; notifying the team"
