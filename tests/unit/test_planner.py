@@ -325,3 +325,14 @@ def test_status_is_small_for_a_500_job_run() -> None:
     size = len(sim.final.status.model_dump_json(by_alias=True))
     assert len(sim.graph.jobs) == 500
     assert size < 300_000  # etcd's object limit is 1.5 MiB
+
+
+def test_a_chain_of_thousands_of_jobs_plans_without_recursion_limits() -> None:
+    count = 3000
+    jobs = [
+        {"name": f"j{i}", "commands": ["x"], "dependsOn": [f"j{i + 1}"] if i < count - 1 else []}
+        for i in range(count)
+    ]
+    graph = require_graph(spec_of({"stages": [{"name": "s", "jobs": jobs}]}))
+    result = plan(Facts(graph, RunContext(), T0, T0))
+    assert [a.job.name for a in result.starts] == [f"j{count - 1}"]

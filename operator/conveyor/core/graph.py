@@ -67,9 +67,40 @@ class Graph:
     jobs: Mapping[str, JobNode]
     finally_jobs: tuple[str, ...]
     dependents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Each stage's jobs (keyed by their tuple) with dependencies first; computed once here
+    # because the planner walks it on every call.
+    orders: Mapping[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     def stage_jobs(self, index: int) -> tuple[str, ...]:
         return self.stages[index].jobs if index < len(self.stages) else self.finally_jobs
+
+    def start_order(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """`names` (one stage's jobs) ordered so that dependencies come first."""
+        return self.orders.get(names) or dependency_order(self.jobs, names)
+
+
+def dependency_order(jobs: Mapping[str, JobNode], names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` with every job after those of its dependencies that are among `names`."""
+    # Iterative depth-first walk: a chain of thousands of jobs must not hit Python's
+    # recursion limit.
+    order: list[str] = []
+    seen: set[str] = set()
+    members = set(names)
+    for root in names:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(jobs[root].depends_on))]
+        while stack:
+            name, deps = stack[-1]
+            dep = next((d for d in deps if d in members and d not in seen), None)
+            if dep is None:
+                order.append(name)
+                stack.pop()
+            else:
+                seen.add(dep)
+                stack.append((dep, iter(jobs[dep].depends_on)))
+    return tuple(order)
 
 
 def expand_matrix(matrix: Mapping[str, list[str]] | None) -> list[dict[str, str]]:
@@ -160,11 +191,13 @@ def build_graph(spec: PipelineSpec) -> tuple[Graph, list[Problem]]:
     for node in nodes.values():
         for dep in node.depends_on:
             dependents[dep].append(node.name)
+    sections_jobs = [s.jobs for s in stages] + [tuple(stage_job_names[-1])]
     graph = Graph(
         stages=stages,
         jobs=nodes,
         finally_jobs=tuple(stage_job_names[-1]),
         dependents={k: tuple(v) for k, v in dependents.items()},
+        orders={names: dependency_order(nodes, names) for names in sections_jobs},
     )
     for cycle in find_cycles(graph):
         first = graph.jobs[cycle[0]]

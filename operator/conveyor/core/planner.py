@@ -357,7 +357,7 @@ class _Planner:
         self, name: str, names: tuple[str, ...], started: datetime, *, finally_: bool
     ) -> tuple[StageStatus, datetime | None]:
         """Start what is ready among `names`; the stage's status and end time (None if going)."""
-        for job_name in self.topological(names):
+        for job_name in self.g.start_order(names):
             job = self.jobs[job_name]
             if job.kind == "retry":
                 assert job.obs is not None
@@ -387,25 +387,6 @@ class _Planner:
             name=name, status=state, started_at=started, completed_at=end, jobs=statuses
         )
         return status, end
-
-    def topological(self, names: tuple[str, ...]) -> list[str]:
-        # Dependencies inside one stage may point forward in declaration order.
-        order: list[str] = []
-        seen: set[str] = set()
-        members = set(names)
-
-        def visit(name: str) -> None:
-            if name in seen:
-                return
-            seen.add(name)
-            for dep in self.g.jobs[name].depends_on:
-                if dep in members:
-                    visit(dep)
-            order.append(name)
-
-        for name in names:
-            visit(name)
-        return order
 
     def blocking_dependency(self, job: _Job) -> Literal["failed", "waiting"] | None:
         """None when every dependency is done well enough for `job` to start."""
