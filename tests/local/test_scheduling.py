@@ -24,8 +24,10 @@ def test_independent_jobs_run_at_the_same_time(run_pipeline: RunPipeline) -> Non
     )
     assert result.code == 0
     (a_start, a_end), (b_start, b_end) = result.times("a"), result.times("b")
+    # They ran at the same time (a load-independent check), and so took about 1s, not 2s.
+    assert a_start < b_end and b_start < a_end, "the two independent jobs did not overlap"
     span = (max(a_end, b_end) - min(a_start, b_start)).total_seconds()
-    assert 1.0 <= span < 1.6, f"two 1s jobs took {span:.2f}s together"
+    assert 1.0 <= span < 1.9, f"two 1s jobs took {span:.2f}s together"
 
 
 def test_a_job_starts_after_its_own_dependencies_not_after_slow_siblings(
