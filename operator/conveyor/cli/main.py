@@ -17,6 +17,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("conveyor.cli.validate", "check pipeline files and report every problem"),
     "graph": ("conveyor.cli.graph", "print a pipeline's job graph as Mermaid or Graphviz dot"),
     "crds": ("conveyor.cli.crds", "print or write the CustomResourceDefinitions"),
+    "operator": ("conveyor.cli.operator", "run the operator against a cluster"),
+    "status": ("conveyor.cli.status", "show a PipelineRun's phase, stages and jobs"),
+    "logs": ("conveyor.cli.logs", "print the output of a PipelineRun's jobs"),
+    "approve": ("conveyor.cli.gate", "approve a waiting gate of a PipelineRun"),
+    "reject": ("conveyor.cli.gate", "reject a waiting gate of a PipelineRun"),
+    "cancel": ("conveyor.cli.cancel", "cancel a running PipelineRun"),
 }
 
 EXIT_OK = 0
