@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -30,6 +28,7 @@ from tests.integration.cluster import (
     kubeconfig,
     kubeconfig_for,
     kubectl,
+    temporary_namespace,
     wait_until,
 )
 
@@ -144,23 +143,12 @@ def operator(
 def ns(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace named after the test, enforcing the restricted Pod Security
     Standard on job pods; deleted with everything in it afterwards."""
-    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
-    name = f"{NAMESPACE_PREFIX}{slug}-{secrets.token_hex(3)}"
-    kubectl("create", "namespace", name)
-    kubectl(
-        "label", "namespace", name,
+    restricted = (
         "pod-security.kubernetes.io/enforce=restricted",
         "pod-security.kubernetes.io/enforce-version=latest",
-    )  # fmt: skip
-    wait_until(
-        f"service account default in {name}",
-        lambda: kubectl("get", "serviceaccounts", "-n", name, "-o", "name").strip(),
-        timeout=60,
     )
-    try:
+    with temporary_namespace(kubectl, NAMESPACE_PREFIX, request.node.name, restricted) as name:
         yield name
-    finally:
-        kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -189,12 +190,16 @@ def kubeconfig_for(kubeconfig: Path) -> Callable[..., Path]:
     return issue
 
 
-@pytest.fixture
-def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace named after the test, deleted (with everything in it) afterwards."""
-    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
-    name = f"it-{slug}-{secrets.token_hex(3)}"
+@contextmanager
+def temporary_namespace(
+    kubectl: Kubectl, prefix: str, test_name: str, labels: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """A fresh namespace named after a test, deleted (with everything in it) afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:40].strip("-")
+    name = f"{prefix}{slug}-{secrets.token_hex(3)}"
     kubectl("create", "namespace", name)
+    if labels:
+        kubectl("label", "namespace", name, *labels)
     # Pods are rejected until the service-account controller has made `default`.
     wait_until(
         f"service account default in {name}",
@@ -205,3 +210,10 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
         yield name
     finally:
         kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test, deleted (with everything in it) afterwards."""
+    with temporary_namespace(kubectl, "it-", request.node.name) as name:
+        yield name
