@@ -50,12 +50,13 @@ PKI="$STATE/pki"
 RUN="$STATE/run"
 LOGS="$STATE/logs"
 CONTAINERD_SOCK="$STATE/containerd/containerd.sock"
+VOLUMES="$STATE/volumes"  # one directory per provisioned PersistentVolumeClaim
 ADMIN_KUBECONFIG="$STATE/admin.kubeconfig"
 PAUSE_IMAGE="localhost/conveyor/pause:${IMAGE_TAG}"
 IMAGE_NAMES=(pause busybox tools)
 
 # Start order; `down` goes the other way.
-COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet)
+COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet provisioner)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -71,6 +72,7 @@ binary_of() {
   case "$1" in
     containerd) echo /usr/bin/containerd ;;
     etcd) echo /usr/bin/etcd ;;
+    provisioner) command -v bash ;;  # runs $LIB/provisioner.sh
     *) echo "$BIN/$1" ;;
   esac
 }
@@ -112,6 +114,8 @@ stop() {
   local name="$1" pid
   pid="$(pid_of "$name")" || { rm -f "$RUN/$name.pid"; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
+  # The provisioner is a script: its kubectl watch runs in the same process group (setsid).
+  [ "$name" != provisioner ] || kill -TERM -- "-$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do
     [ -d "/proc/$pid" ] || break
     sleep 0.2
@@ -434,7 +438,6 @@ up() {
     --use-service-account-credentials=true \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
-    --enable-hostpath-provisioner=true \
     --profiling=false
   start kube-scheduler \
     --kubeconfig "$STATE/scheduler.kubeconfig" \
@@ -456,7 +459,10 @@ up() {
   wait_for kube-controller-manager 60 kube-controller-manager curl -skf --max-time 2 https://127.0.0.1:10257/healthz
   wait_for kube-scheduler 60 kube-scheduler curl -skf --max-time 2 https://127.0.0.1:10259/healthz
   wait_for kubelet 60 kubelet curl -sf --max-time 2 http://127.0.0.1:10248/healthz
-  kubectl_admin apply -f "$LIB/templates/storage.yaml" > /dev/null
+  start provisioner "$LIB/provisioner.sh" "$BIN/kubectl" "$ADMIN_KUBECONFIG" "$VOLUMES"
+  # A StorageClass's provisioner cannot be changed in place; an older class is replaced.
+  kubectl_admin apply -f "$LIB/templates/storage.yaml" > /dev/null 2>&1 ||
+    kubectl_admin replace --force -f "$LIB/templates/storage.yaml" > /dev/null
   wait_for "node $NODE_NAME Ready" 120 kubelet node_ready "$since"
   wait_for "default service account" 60 kube-controller-manager kubectl_admin get serviceaccount default -n default
 
@@ -483,6 +489,7 @@ down() {
   mkdir -p "$STATE"
   exec 9> "$STATE/.lock"
   flock 9
+  stop provisioner
   stop kubelet
   if running containerd; then
     # Removing sandboxes through the CRI tears down their network (veth, IP lease, netns
@@ -506,7 +513,7 @@ down() {
   if [ "$purge" = --purge ]; then
     # Provisioned volumes belong to PVs that only the purged etcd knew about.
     rm -rf "$STATE" /tmp/hostpath_pv
-    log "removed $STATE and /tmp/hostpath_pv"
+    log "removed $STATE (with its volumes) and /tmp/hostpath_pv"
   fi
   log "cluster down"
 }
