@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 
 
@@ -97,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
             standalone=True,
+            # kopf would derive this from the login name, which a container running under an
+            # arbitrary uid (no passwd entry) does not have.
+            identity=f"conveyor@{socket.gethostname()}/{os.getpid()}",
             liveness_endpoint=args.liveness,
             memo=kopf.Memo(config=settings),
         )
