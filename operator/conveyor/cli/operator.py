@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # kopf and the handlers are heavy: imported only when the operator really runs.
     import kopf  # noqa: PLC0415
+    from kopf._core.engines.peering import Identity  # noqa: PLC0415 (not exported by kopf)
 
     import conveyor.operator.handlers  # noqa: PLC0415 - registers the handlers
     from conveyor.k8s.client import load_config  # noqa: PLC0415
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             standalone=True,
             # kopf would derive this from the login name, which a container running under an
             # arbitrary uid (no passwd entry) does not have.
-            identity=f"conveyor@{socket.gethostname()}/{os.getpid()}",
+            identity=Identity(f"conveyor@{socket.gethostname()}/{os.getpid()}"),
             liveness_endpoint=args.liveness,
             memo=kopf.Memo(config=settings),
         )
