@@ -43,6 +43,7 @@ from tests.integration.cluster import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 NODE_IP = "10.213.0.1"  # the node's address on this host (hack/cluster.sh): pods reach it
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 SEED_PIPELINE = f"""
 apiVersion: conveyor.dev/v1alpha1
@@ -522,3 +523,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_hello_example_passes_artifacts_through_the_runs_own_store(
+    kubectl: Kubectl, ns: str, operator: Operator
+) -> None:
+    # examples/hello.yaml names no cache claim: the run gets a store claim of its own.
+    created = kubectl("create", "-n", ns, "-f", str(EXAMPLES / "hello.yaml"), "-o", "name")
+    name = created.strip().split("/")[-1]
+    run = wait_run(kubectl, ns, name, operator=operator)
+    jobs = jobs_of(run)
+    assert run["status"]["phase"] == "Succeeded", jobs
+    assert {jobs[j]["status"] for j in ("compile", "package", "notify")} == {"Succeeded"}
+    claim = kubectl.json("get", "pvc", f"{name}-store", "-n", ns)
+    assert claim["metadata"]["ownerReferences"][0]["name"] == name
+    pod = kubectl(
+        "get", "pods", "-n", ns, "-l", f"job-name={jobs['package']['jobName']}",
+        "-o", "jsonpath={.items[0].metadata.name}",
+    )  # fmt: skip
+    assert "binary" in kubectl("logs", "-n", ns, pod, "-c", "main")

@@ -25,6 +25,9 @@ from conveyor.core.manifests import (
     artifact_cleanup_manifest,
     cache_key_segments,
     job_manifest,
+    run_store_claim_manifest,
+    run_store_claim_name,
+    store_claim,
 )
 from conveyor.core.models import PipelineSpec, RunContext
 from conveyor.core.naming import child_job_name, label_value
@@ -273,3 +276,57 @@ def test_artifact_cleanup_job() -> None:
         "/conveyor-store/artifacts/web-x7k2p"
         in m["spec"]["template"]["spec"]["containers"][0]["command"][2]
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"stages": [{"name": "s", "jobs": [{"name": "a", "commands": ["x"]}]}]}, (None, False)),
+        (
+            {
+                "cache": {"claimName": "shared"},
+                "stages": [
+                    {
+                        "name": "s",
+                        "jobs": [{"name": "a", "commands": ["x"], "artifacts": {"paths": ["d"]}}],
+                    }
+                ],
+            },
+            ("shared", False),
+        ),
+        (
+            {
+                "stages": [
+                    {
+                        "name": "s",
+                        "jobs": [{"name": "a", "commands": ["x"], "artifacts": {"paths": ["d"]}}],
+                    }
+                ]
+            },
+            ("web-x7k2p-store", True),
+        ),
+        (
+            {
+                "stages": [{"name": "s", "jobs": [{"name": "a", "commands": ["x"]}]}],
+                "finally": [
+                    {"name": "f", "commands": ["x"], "cache": {"key": "k", "paths": ["p"]}}
+                ],
+            },
+            ("web-x7k2p-store", True),
+        ),
+    ],
+)
+def test_store_claim_is_the_pipelines_or_the_runs_own(
+    spec: dict[str, Any], expected: tuple[str | None, bool]
+) -> None:
+    assert store_claim("web-x7k2p", PipelineSpec.model_validate(spec)) == expected
+
+
+def test_run_store_claim_is_owned_by_the_run() -> None:
+    run = RunRef("web-x7k2p", "team", "uid-1")
+    claim = run_store_claim_manifest(run, "2Gi", "fast")
+    assert claim["metadata"]["name"] == "web-x7k2p-store"
+    assert claim["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert len(run_store_claim_name("r" * 253)) <= 253

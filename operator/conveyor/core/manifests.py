@@ -25,8 +25,8 @@ from typing import Any, Final
 
 from conveyor.core.cachekey import ContextField, HashFiles, Literal, parse_cache_key
 from conveyor.core.graph import JobNode
-from conveyor.core.models import FULL_API_VERSION, RunContext
-from conveyor.core.naming import child_job_name, label_value, slug
+from conveyor.core.models import FULL_API_VERSION, PipelineSpec, RunContext
+from conveyor.core.naming import child_job_name, label_value, short_hash, slug
 
 LABEL_RUN: Final = "conveyor.dev/run"
 LABEL_JOB: Final = "conveyor.dev/job"
@@ -39,6 +39,7 @@ ANNOTATION_FAILURE_REASON: Final = "conveyor.dev/failure-reason"
 ANNOTATION_FAILURE_MESSAGE: Final = "conveyor.dev/failure-message"
 ROLE_JOB: Final = "job"
 ROLE_CLEANUP: Final = "cleanup"
+ROLE_STORE: Final = "store"
 
 MAIN_CONTAINER: Final = "main"
 WORKSPACE: Final = "/workspace"
@@ -68,7 +69,7 @@ class PodOptions:
     image_pull_policy: str | None = None
     run_as_user: int = 1000
     restricted: bool = True
-    store_claim: str | None = None  # PVC for caches and artifacts (the pipeline's cache claim)
+    store_claim: str | None = None  # PVC for caches and artifacts (see `store_claim`)
     git_url: str | None = None
     git_revision: str = "HEAD"
 
@@ -81,6 +82,57 @@ def owner_reference(run: RunRef) -> dict[str, Any]:
         "uid": run.uid,
         "controller": True,
         "blockOwnerDeletion": True,
+    }
+
+
+def needs_store(spec: PipelineSpec) -> bool:
+    """Whether any job keeps a cache or publishes artifacts (both live on a volume)."""
+    jobs = [job for stage in spec.stages for job in stage.jobs] + list(spec.finally_)
+    return any(job.cache is not None or job.artifacts is not None for job in jobs)
+
+
+def run_store_claim_name(run_name: str) -> str:
+    """The run's own store claim: `<run>-store`, shortened with a hash past 253 characters."""
+    name = f"{run_name}-store"
+    if len(name) <= 253:
+        return name
+    return f"{run_name[:233].rstrip('-.')}-{short_hash(run_name)}-store"
+
+
+def store_claim(run_name: str, spec: PipelineSpec) -> tuple[str | None, bool]:
+    """The claim holding a run's caches and artifacts, and whether it is the run's own.
+
+    The pipeline's `cache.claimName` is shared by all its runs (caches outlive runs). Without
+    one, a run that needs a store gets its own claim, owned by the run: artifacts still pass
+    between its jobs and caches work within the run, and deleting the run frees the volume.
+    """
+    if spec.cache is not None and spec.cache.claim_name:
+        return spec.cache.claim_name, False
+    if needs_store(spec):
+        return run_store_claim_name(run_name), True
+    return None, False
+
+
+def run_store_claim_manifest(
+    run: RunRef, size: str, storage_class: str | None = None
+) -> dict[str, Any]:
+    """The PersistentVolumeClaim of a run's own store (see `store_claim`)."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": run_store_claim_name(run.name),
+            "namespace": run.namespace,
+            "labels": {LABEL_RUN: label_value(run.name), LABEL_ROLE: ROLE_STORE},
+            "ownerReferences": [owner_reference(run)],
+        },
+        "spec": spec,
     }
 
 

@@ -197,6 +197,20 @@ class Kube:
             body={"propagationPolicy": "Background"},
         )
 
+    async def create_claim(self, manifest: Mapping[str, Any]) -> bool:
+        """Create a PersistentVolumeClaim; False when it already exists (also success)."""
+        try:
+            await self._json(
+                self.core.create_namespaced_persistent_volume_claim,
+                manifest["metadata"]["namespace"],
+                manifest,
+            )
+        except KubeError as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
     async def patch_job(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         await self._maybe(
             self.batch.patch_namespaced_job, name, namespace, dict(patch),

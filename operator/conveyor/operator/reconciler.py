@@ -34,6 +34,8 @@ from conveyor.core.manifests import (
     artifact_cleanup_manifest,
     event_manifest,
     job_manifest,
+    run_store_claim_manifest,
+    store_claim,
 )
 from conveyor.core.models import (
     TERMINAL_RUN_PHASES,
@@ -230,6 +232,12 @@ class Reconciler:
         ref = RunRef(name, namespace, uid, run.spec.context)
         options = self.pod_options(body, run, spec)
         try:
+            if result.starts and store_claim(name, spec)[1]:
+                manifest = run_store_claim_manifest(
+                    ref, self.settings.run_store_size, self.settings.run_store_class
+                )
+                if await self.kube.create_claim(manifest):
+                    log.info("%s/%s: created its store claim", namespace, name)
             await self.start_jobs(ref, result.starts, options)
         except KubeError as err:
             if err.status not in (400, 422):
@@ -295,7 +303,7 @@ class Reconciler:
             image_pull_policy=s.image_pull_policy,
             run_as_user=s.run_as_user,
             restricted=restricted,
-            store_claim=spec.cache.claim_name if spec.cache is not None else None,
+            store_claim=store_claim(run.metadata.name or "", spec)[0],
             git_url=git.url if git is not None else None,
             git_revision=git.revision if git is not None else "HEAD",
         )
@@ -499,7 +507,8 @@ class Reconciler:
             spec = PipelineSpec.model_validate(json.loads(kept))
         except (ValueError, ValidationError):
             return Outcome(idle=True)
-        if spec.cache is None or not spec.cache.claim_name:
+        claim = store_claim(body["metadata"]["name"], spec)[0]
+        if claim is None:
             return Outcome(idle=True)
         expiries = [
             parse_duration(job.artifacts.expire_in)
@@ -528,7 +537,7 @@ class Reconciler:
             helper_image=self.settings.helper_image,
             image_pull_policy=self.settings.image_pull_policy,
             run_as_user=self.settings.run_as_user,
-            store_claim=spec.cache.claim_name,
+            store_claim=claim,
         )
         await self.kube.create_job(artifact_cleanup_manifest(ref, options))
         return Outcome(idle=True)

@@ -43,3 +43,11 @@ class OperatorSettings:
     webhook_listen: str | None = None  # address to bind (default: the URL's host)
     # Concurrent Job creations per run (a wide fan-out starts in parallel, within reason).
     create_concurrency: int = 16
+    # A run that keeps caches or artifacts but names no `cache.claimName` gets its own claim
+    # of this size (in the default StorageClass unless one is named).
+    run_store_size: str = field(
+        default_factory=lambda: os.environ.get("CONVEYOR_RUN_STORE_SIZE", "1Gi")
+    )
+    run_store_class: str | None = field(
+        default_factory=lambda: os.environ.get("CONVEYOR_RUN_STORE_CLASS") or None
+    )
