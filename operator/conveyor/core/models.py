@@ -247,6 +247,11 @@ class Approval(StatusModel):
 
 
 class JobStatus(StatusModel):
+    # Frozen: the planner shares one instance between plans that see the same job alike.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
     name: str
     status: JobState = "Pending"
     exit_code: int | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from conveyor.core.conditions import evaluate_condition, trigger_matches
@@ -418,62 +419,20 @@ class _Planner:
     # -- status builders ----------------------------------------------------------------------
     def job_status(self, name: str) -> JobStatus:
         job = self.jobs[name]
-        obs = job.obs
-        if job.kind == "skipped":
-            return JobStatus(name=name, status="Skipped", reason=job.skip_reason)
-        if obs is None:
-            return self.pending_job(name)
-        state: JobState
-        reason = obs.reason
-        attempt = obs.attempt
-        completed = job.completed_at
-        if job.kind == "active":
-            # A retry that was just started is not observed yet: show it as pending.
-            if obs.state in ("Failed", "Succeeded"):
-                state, reason, attempt, completed = (
-                    "Pending",
-                    REASON_RETRYING,
-                    obs.attempt + 1,
-                    None,
-                )
-            else:
-                state = "Running" if obs.state == "Running" else "Pending"
-        elif job.kind == "succeeded":
-            state = "Succeeded"
-        elif job.kind == "allowed_failure":
-            state, reason = "Failed", REASON_ALLOWED_FAILURE
-        else:
-            state = "Failed"
-            reason = job.fail_reason if job.fail_reason not in (None, "Failed") else reason
-            if job.timed_out:
-                reason = REASON_DEADLINE
-        running_for = None
-        if obs.started_at is not None:
-            end = completed if completed is not None else self.f.now
-            running_for = max(0.0, (end - obs.started_at).total_seconds())
-        if state == "Pending" and reason == REASON_RETRYING:
-            running_for = None
-        return JobStatus(
-            name=name,
-            status=state,
-            exit_code=obs.exit_code if state in ("Succeeded", "Failed") else None,
-            duration_seconds=None if running_for is None else round(running_for, 3),
-            cached_hit=obs.cached_hit,
-            started_at=None if state == "Pending" else obs.started_at,
-            completed_at=completed if state in ("Succeeded", "Failed") else None,
-            job_name=obs.job_name,
-            attempt=attempt,
-            reason=reason,
-            message=obs.message if state in ("Succeeded", "Failed", "Running") else None,
-        )
+        # The clock only matters for a job still going (its duration so far).
+        now = self.f.now if job.completed_at is None and job.obs is not None else None
+        return _job_status(
+            name, job.kind, job.obs, job.skip_reason, job.fail_reason, job.completed_at,
+            job.timed_out, now,
+        )  # fmt: skip
 
     def pending_job(self, name: str) -> JobStatus:
-        return JobStatus(name=name, status="Pending")
+        return _job_status(name, "not_started", None, None, None, None, False, None)
 
     def skipped_job(self, name: str, reason: str) -> JobStatus:
         job = self.jobs[name]
         job.kind, job.skip_reason = "skipped", reason
-        return JobStatus(name=name, status="Skipped", reason=reason)
+        return _job_status(name, "skipped", None, reason, None, None, False, None)
 
     def skip_stage(self, stage: StageNode, at: datetime | None, reason: str) -> StageStatus:
         jobs = [self.skipped_job(n, reason) for n in stage.jobs]
@@ -611,6 +570,63 @@ class _Planner:
             message=message,
             last_transition_time=self.f.started_at,
         )
+
+
+
+# Statuses are memoised on everything they are made from: a big run re-plans on every event,
+# and most of its jobs (pending or finished) look the same each time. JobStatus is frozen, so
+# sharing one between plans is safe, and `plan` stays a pure function.
+@lru_cache(maxsize=1 << 16)
+def _job_status(
+    name: str,
+    kind: _Kind,
+    obs: JobObservation | None,
+    skip_reason: str | None,
+    fail_reason: str | None,
+    completed_at: datetime | None,
+    timed_out: bool,
+    now: datetime | None,
+) -> JobStatus:
+    if kind == "skipped":
+        return JobStatus(name=name, status="Skipped", reason=skip_reason)
+    if obs is None:
+        return JobStatus(name=name, status="Pending")
+    state: JobState
+    reason = obs.reason
+    attempt = obs.attempt
+    completed = completed_at
+    running_for: float | None = None
+    if kind == "active" and obs.state in ("Failed", "Succeeded"):
+        # A retry that was just started is not observed yet: show it as pending.
+        state, reason, attempt, completed = "Pending", REASON_RETRYING, obs.attempt + 1, None
+    else:
+        if kind == "active":
+            state = "Running" if obs.state == "Running" else "Pending"
+        elif kind == "succeeded":
+            state = "Succeeded"
+        elif kind == "allowed_failure":
+            state, reason = "Failed", REASON_ALLOWED_FAILURE
+        else:
+            state = "Failed"
+            reason = fail_reason if fail_reason not in (None, "Failed") else reason
+            if timed_out:
+                reason = REASON_DEADLINE
+        end = completed if completed is not None else now
+        if obs.started_at is not None and end is not None:
+            running_for = max(0.0, (end - obs.started_at).total_seconds())
+    return JobStatus(
+        name=name,
+        status=state,
+        exit_code=obs.exit_code if state in ("Succeeded", "Failed") else None,
+        duration_seconds=None if running_for is None else round(running_for, 3),
+        cached_hit=obs.cached_hit,
+        started_at=None if state == "Pending" else obs.started_at,
+        completed_at=completed if state in ("Succeeded", "Failed") else None,
+        job_name=obs.job_name,
+        attempt=attempt,
+        reason=reason,
+        message=obs.message if state in ("Succeeded", "Failed", "Running") else None,
+    )
 
 
 def plan(facts: Facts) -> Plan:
