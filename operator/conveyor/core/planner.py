@@ -572,7 +572,6 @@ class _Planner:
         )
 
 
-
 # Statuses are memoised on everything they are made from: a big run re-plans on every event,
 # and most of its jobs (pending or finished) look the same each time. JobStatus is frozen, so
 # sharing one between plans is safe, and `plan` stays a pure function.
