@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +268,28 @@ def test_cache_saves_atomically_and_restores_on_a_hit(workdir: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "commands skipped" in proc.stdout and "$ npm ci" not in proc.stdout
     assert json.loads((workdir / "term").read_text())["cacheHit"] is True
+
+
+@pytest.mark.parametrize(("age_minutes", "saved"), [(90, True), (5, False)])
+def test_a_lock_left_by_a_killed_pod_expires(workdir: Path, age_minutes: int, saved: bool) -> None:
+    m = manifest("install")
+    main = m["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    (workdir / "ctl" / "cache.env").write_text("CONVEYOR_CACHE_KEY=k2\nCONVEYOR_CACHE_HIT=false\n")
+    lock = workdir / "store" / "cache" / ".lock-k2"
+    lock.mkdir(parents=True)
+    then = time.time() - age_minutes * 60
+    os.utime(lock, (then, then))
+    bindir = workdir / "bin"
+    bindir.mkdir()
+    (bindir / "npm").write_text(
+        "#!/bin/sh\nmkdir -p node_modules/x && echo data > node_modules/x/f\n"
+    )
+    (bindir / "npm").chmod(0o755)
+    proc = run_script(main, workdir, {"PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr
+    # An hour-old lock is a writer that died; a fresh one is a writer still at work.
+    assert (workdir / "store" / "cache" / "k2").is_dir() is saved
+    assert lock.is_dir() is not saved
 
 
 def test_artifact_cleanup_job() -> None:

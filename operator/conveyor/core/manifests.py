@@ -236,14 +236,19 @@ def _copy_paths(paths: list[str], target: str) -> list[str]:
 def _cache_save_lines(paths: list[str]) -> list[str]:
     # Publish atomically: copy into a private temporary directory, then one rename. A
     # `mkdir` lock makes one writer win when two jobs save the same key at once; readers only
-    # ever see complete entries because a key's directory appears by rename.
+    # ever see complete entries because a key's directory appears by rename. A lock (or a
+    # temporary directory) left by a pod killed mid-save is removed once it is an hour old,
+    # so a crash never blocks a key for good. Pods often share pid numbers: the temporary
+    # name carries the pod's host name too.
     root = f"{STORE_DIR}/cache"
     return [
         'if [ -n "${CONVEYOR_CACHE_KEY:-}" ] && [ "${CONVEYOR_CACHE_HIT:-false}" != true ]; then',
         f'  __root={root}; mkdir -p "$__root"',
+        '  find "$__root" -maxdepth 1 \\( -name ".lock-*" -o -name ".tmp-*" \\) -mmin +60 '
+        "-exec rm -rf {} + 2>/dev/null || true",
         '  if [ ! -e "$__root/$CONVEYOR_CACHE_KEY" ] && '
         'mkdir "$__root/.lock-$CONVEYOR_CACHE_KEY" 2>/dev/null; then',
-        '    __tmp="$__root/.tmp-$CONVEYOR_CACHE_KEY-$$"',
+        '    __tmp="$__root/.tmp-$CONVEYOR_CACHE_KEY-${HOSTNAME:-pod}-$$"',
         '    rm -rf "$__tmp"; mkdir -p "$__tmp"',
         *("    " + line for line in _copy_paths(paths, "$__tmp")),
         '    mv "$__tmp" "$__root/$CONVEYOR_CACHE_KEY"',
