@@ -177,17 +177,18 @@ class Kube:
         )
         return list(data.get("items", []))
 
-    async def create_job(self, manifest: Mapping[str, Any]) -> bool:
-        """Create a Job; False when it already exists (which is success: names are stable)."""
+    async def _create_or_get(self, call: Any, manifest: Mapping[str, Any]) -> bool:
+        """Create an object; False when it already exists, which is success: names are stable."""
         try:
-            await self._json(
-                self.batch.create_namespaced_job, manifest["metadata"]["namespace"], manifest
-            )
+            await self._json(call, manifest["metadata"]["namespace"], manifest)
         except KubeError as err:
             if err.status == 409:
                 return False
             raise
         return True
+
+    async def create_job(self, manifest: Mapping[str, Any]) -> bool:
+        return await self._create_or_get(self.batch.create_namespaced_job, manifest)
 
     async def delete_job(self, namespace: str, name: str) -> None:
         await self._maybe(
@@ -198,18 +199,8 @@ class Kube:
         )
 
     async def create_claim(self, manifest: Mapping[str, Any]) -> bool:
-        """Create a PersistentVolumeClaim; False when it already exists (also success)."""
-        try:
-            await self._json(
-                self.core.create_namespaced_persistent_volume_claim,
-                manifest["metadata"]["namespace"],
-                manifest,
-            )
-        except KubeError as err:
-            if err.status == 409:
-                return False
-            raise
-        return True
+        call = self.core.create_namespaced_persistent_volume_claim
+        return await self._create_or_get(call, manifest)
 
     async def patch_job(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         await self._maybe(
