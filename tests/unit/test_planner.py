@@ -336,3 +336,19 @@ def test_a_chain_of_thousands_of_jobs_plans_without_recursion_limits() -> None:
     graph = require_graph(spec_of({"stages": [{"name": "s", "jobs": jobs}]}))
     result = plan(Facts(graph, RunContext(), T0, T0))
     assert [a.job.name for a in result.starts] == [f"j{count - 1}"]
+
+
+def test_no_retry_starts_once_another_job_has_failed_for_good() -> None:
+    spec = spec_of(
+        """
+stages:
+  - name: s
+    jobs:
+      - {name: broken, commands: [x]}
+      - {name: flaky, retries: 2, commands: [x]}
+"""
+    )
+    sim = simulate(spec, outcomes={"broken": Outcome(1, [1]), "flaky": Outcome(1, [1, 0])})
+    assert [a for _, n, a in sim.starts if n == "flaky"] == [0]
+    assert sim.status_of("flaky") == "Failed"
+    assert sim.phase == "Failed"
