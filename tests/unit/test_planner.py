@@ -352,3 +352,18 @@ stages:
     assert [a for _, n, a in sim.starts if n == "flaky"] == [0]
     assert sim.status_of("flaky") == "Failed"
     assert sim.phase == "Failed"
+
+
+def test_a_job_still_running_past_its_timeout_is_stopped_at_once() -> None:
+    spec = spec_of(
+        {"stages": [{"name": "s", "jobs": [{"name": "hang", "timeout": 30, "commands": ["x"]}]}]}
+    )
+    graph = require_graph(spec)
+    observed = {"hang": JobObservation(0, "Running", started_at=T0)}
+    before = plan(Facts(graph, RunContext(), T0, T0 + timedelta(seconds=29), observed))
+    assert before.stops == [] and before.next_check_at == T0 + timedelta(seconds=30)
+    after = plan(Facts(graph, RunContext(), T0, T0 + timedelta(seconds=31), observed))
+    assert after.stops == [StopJob("hang", 0, "DeadlineExceeded")]
+    job = after.status.stages[0].jobs[0]
+    assert (job.status, job.reason) == ("Failed", "DeadlineExceeded")
+    assert after.status.phase == "Failed"
