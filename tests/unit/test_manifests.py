@@ -292,6 +292,38 @@ def test_a_lock_left_by_a_killed_pod_expires(workdir: Path, age_minutes: int, sa
     assert lock.is_dir() is not saved
 
 
+def test_artifact_paths_may_be_globs_as_in_conveyor_run(workdir: Path) -> None:
+    spec = PipelineSpec.model_validate(
+        {
+            "cache": {"claimName": "store"},
+            "stages": [
+                {
+                    "name": "s",
+                    "jobs": [
+                        {
+                            "name": "test",
+                            "commands": ["true"],
+                            "artifacts": {"paths": ["coverage/*.xml", "**/*.log", "dist dir/"]},
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    node = require_graph(spec).jobs["test"]
+    m = job_manifest(RUN, node, 0, PodOptions(store_claim="store"), ())
+    main = m["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    ws = workdir / "ws"
+    for rel in ("coverage/a.xml", "coverage/b.txt", "logs/deep/x.log", "dist dir/app"):
+        (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ws / rel).write_text(rel)
+    proc = run_script(main, workdir)
+    assert proc.returncode == 0, proc.stderr
+    saved = workdir / "store" / "artifacts" / "web-x7k2p" / "test"
+    found = sorted(str(p.relative_to(saved)) for p in saved.rglob("*") if p.is_file())
+    assert found == ["coverage/a.xml", "dist dir/app", "logs/deep/x.log"]
+
+
 def test_artifact_cleanup_job() -> None:
     m = artifact_cleanup_manifest(RUN, PodOptions(store_claim="conveyor-cache"))
     assert m["metadata"]["labels"]["conveyor.dev/role"] == "cleanup"

@@ -221,10 +221,23 @@ def main_script(node: JobNode, run: RunRef, options: PodOptions) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shell_pattern(path: str) -> str:
+    """A path for `for ... in`: literal text quoted, glob characters left to the shell."""
+    if not any(c in path for c in "*?["):
+        return shlex.quote(path)
+    if "**" in path:
+        # POSIX sh has no `**`; `find -path` (where `*` also crosses `/`) lists the matches.
+        pattern = shlex.quote("./" + path.replace("**", "*"))
+        return f'$(find . -path {pattern} 2>/dev/null | sed "s|^\\./||")'
+    return "".join(c if c in "*?[]" else shlex.quote(c) for c in path)
+
+
 def _copy_paths(paths: list[str], target: str) -> list[str]:
-    quoted = " ".join(shlex.quote(_clean_path(p)) for p in paths)
+    # Paths are literal or globs (`coverage/*.xml`, `**/*.log`), as in `conveyor run`; a glob
+    # that matches nothing stays as its text and is skipped by the existence test.
+    words = " ".join(_shell_pattern(_clean_path(p)) for p in paths)
     return [
-        f"for __p in {quoted}; do",
+        f"for __p in {words}; do",
         '  if [ -e "$__p" ]; then',
         f'    mkdir -p "{target}/$(dirname "$__p")"',
         f'    cp -a "$__p" "{target}/$__p"',
