@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -46,16 +47,17 @@ def test_gates(
         assert approval["decision"] == ("Approved" if code == 0 else "Rejected")
 
 
+def run_process(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    """`conveyor run` of `tmp_path/p.yaml` as a child process, its dirs under `tmp_path`."""
+    return conveyor_process(
+        "run", str(tmp_path / "p.yaml"), "--workdir", str(tmp_path / "w"),
+        "--cache-dir", str(tmp_path / "c"), *extra,
+    )  # fmt: skip
+
+
 def test_waiting_gate_without_a_terminal_exits_3(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(pipeline_yaml(GATED))
-    proc = conveyor_process(
-        "run",
-        str(tmp_path / "p.yaml"),
-        "--workdir",
-        str(tmp_path / "w"),
-        "--cache-dir",
-        str(tmp_path / "c"),
-    )
+    proc = run_process(tmp_path)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, out + err
     assert "--approve deploy" in err
@@ -108,16 +110,7 @@ def test_interrupt_cancels_the_run_and_leaves_no_process(
         )
     )
     report = tmp_path / "report.json"
-    proc = conveyor_process(
-        "run",
-        str(tmp_path / "p.yaml"),
-        "--workdir",
-        str(tmp_path / "w"),
-        "--cache-dir",
-        str(tmp_path / "c"),
-        "--report",
-        str(report),
-    )
+    proc = run_process(tmp_path, "--report", str(report))
     deadline = time.monotonic() + 30
     while not pidfile.exists() or not pidfile.read_text().strip():
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()

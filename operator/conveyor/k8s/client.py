@@ -161,21 +161,17 @@ class Kube:
         return result
 
     # -- jobs and pods --------------------------------------------------------------------------
-    async def list_jobs(self, namespace: str, run_name: str) -> list[dict[str, Any]]:
+    async def _list_of_run(self, call: Any, namespace: str, run_name: str) -> list[dict[str, Any]]:
         data = await self._json(
-            self.batch.list_namespaced_job,
-            namespace,
-            label_selector=f"{LABEL_RUN}={label_value(run_name)}",
+            call, namespace, label_selector=f"{LABEL_RUN}={label_value(run_name)}"
         )
         return list(data.get("items", []))
 
+    async def list_jobs(self, namespace: str, run_name: str) -> list[dict[str, Any]]:
+        return await self._list_of_run(self.batch.list_namespaced_job, namespace, run_name)
+
     async def list_pods(self, namespace: str, run_name: str) -> list[dict[str, Any]]:
-        data = await self._json(
-            self.core.list_namespaced_pod,
-            namespace,
-            label_selector=f"{LABEL_RUN}={label_value(run_name)}",
-        )
-        return list(data.get("items", []))
+        return await self._list_of_run(self.core.list_namespaced_pod, namespace, run_name)
 
     async def _create_or_get(self, call: Any, manifest: Mapping[str, Any]) -> bool:
         """Create an object; False when it already exists, which is success: names are stable."""
